@@ -1,0 +1,173 @@
+"""The one typed loader of ``params.yaml``.
+
+Every section is a pydantic model that forbids unknown keys; a bad key or value fails at once with its
+path, for example ``params.yaml: tasks.income.type: Input should be 'binary', 'multiclass' or 'regression'``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from mtl_core.config import (
+    BINARY_METRICS,
+    LOWER_IS_BETTER,
+    MULTICLASS_METRICS,
+    REGRESSION_METRICS,
+    FeaturesConfig,
+    ModelConfig,
+    StrictModel,
+    TaskConfig,
+    TrainConfig,
+)
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, unreadable, or has a bad key or value (the message names each path)."""
+
+
+class CsvOptions(StrictModel):
+    header: bool = True
+    columns: list[str] | None = Field(None, description="column names when the file has no header row")
+    sep: str = ","
+    na_values: list[str] = Field(default_factory=list)
+    comment: str | None = None
+    skipinitialspace: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> "CsvOptions":
+        if not self.header and not self.columns:
+            raise ValueError("`columns` is required when `header: false`")
+        if self.comment is not None and len(self.comment) != 1:
+            raise ValueError("`comment` must be a single character")
+        return self
+
+
+class DataConfig(StrictModel):
+    train: Path
+    test: Path | None = Field(None, description="held-out test file; or use split_column")
+    split_column: str | None = Field(None, description="column with train/val/test per row (instead of files)")
+    csv: CsvOptions = Field(default_factory=CsvOptions)
+    strip_suffix: dict[str, str] = Field(default_factory=dict, description="column -> suffix removed from values")
+    subsample: int | None = Field(None, ge=10, description="cap rows per split (smoke tests)")
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    split_seed: int = 42
+    stratify: str | None = Field(None, description="task whose label stratifies the validation split")
+
+    @model_validator(mode="after")
+    def _check(self) -> "DataConfig":
+        if self.test is None and self.split_column is None:
+            raise ValueError("give either `test` (a file) or `split_column`")
+        return self
+
+
+class ValidateConfig(StrictModel):
+    min_rows: int = Field(1, ge=1)
+    max_null_fraction: float = Field(0.1, ge=0, le=1, description="default limit for every input column")
+    null_fraction: dict[str, float] = Field(default_factory=dict, description="per-column override")
+    numeric_ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    unexpected_examples: int = Field(5, ge=0, le=100)
+
+
+class EvaluateConfig(StrictModel):
+    calibration_bins: int = Field(10, ge=2, le=100)
+
+
+class GateConfig(StrictModel):
+    """``thresholds[task][metric]`` is a lower bound for higher-is-better metrics, an upper bound otherwise."""
+
+    thresholds: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+
+class Params(StrictModel):
+    data: DataConfig
+    tasks: dict[str, TaskConfig]
+    features: FeaturesConfig
+    validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+    model_config = {"extra": "forbid", "populate_by_name": True}
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> "Params":
+        if not self.tasks:
+            raise ValueError("tasks: at least one task is required")
+        inputs = set(self.features.input_columns)
+        for name, task in self.tasks.items():
+            if task.column in inputs:
+                raise ValueError(f"tasks.{name}.column {task.column!r} is also an input feature (label leak)")
+        if self.data.stratify is not None and self.data.stratify not in self.tasks:
+            raise ValueError(f"data.stratify {self.data.stratify!r} is not a task; tasks: {sorted(self.tasks)}")
+        for task_name, rules in self.gate.thresholds.items():
+            if task_name not in self.tasks:
+                raise ValueError(f"gate.thresholds.{task_name}: not a task; tasks: {sorted(self.tasks)}")
+            kind = self.tasks[task_name].type
+            allowed = {"binary": BINARY_METRICS, "multiclass": MULTICLASS_METRICS,
+                       "regression": REGRESSION_METRICS}[kind]
+            for metric in rules:
+                if metric not in allowed:
+                    raise ValueError(
+                        f"gate.thresholds.{task_name}.{metric}: not a {kind} metric; allowed: {', '.join(allowed)}"
+                    )
+        columns = self.data.csv.columns
+        if columns:
+            for col in sorted(inputs | {t.column for t in self.tasks.values()} | set(self.features.drop)):
+                if col not in columns:
+                    raise ValueError(f"column {col!r} is not in data.csv.columns")
+        return self
+
+    @property
+    def label_columns(self) -> list[str]:
+        return [t.column for t in self.tasks.values()]
+
+
+def metric_is_lower_better(metric: str) -> bool:
+    return metric in LOWER_IS_BETTER
+
+
+def _format(error: ValidationError, source: str) -> str:
+    lines = []
+    for e in error.errors():
+        path = ".".join(str(p) for p in e["loc"] if p not in ("function-after",)) or "(top level)"
+        path = path.replace("validate_", "validate")
+        lines.append(f"{source}: {path}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_params(raw: dict, source: str = "params.yaml") -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(_format(exc, source)) from None
+
+
+def load_params(path: str | Path = "params.yaml", overrides: dict | None = None) -> Params:
+    """Read, merge optional nested ``overrides``, and validate.
+
+    Raises:
+        ParamsError: with one line per bad key, each naming its path.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level")
+    if overrides:
+        raw = deep_merge(raw, overrides)
+    return parse_params(raw, str(path))
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+

@@ -1,0 +1,91 @@
+"""Stage train: fit the configured multi-task model on data/features and write the candidate bundle.
+
+    python -m pipelines.stages.train
+
+Per-epoch losses, validation metrics and the task-attention matrix are logged with dvclive
+(dvclive/), the best epoch's weights are kept, and models/candidate/ receives the model bundle.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from dvclive import Live
+
+from mtl_core.architectures import build_model
+from mtl_core.bundle import ModelBundle
+from mtl_core.data import TensorTable
+from mtl_core.preprocessing import FeaturePreprocessor, FeatureSchema
+from mtl_core.tasks import TaskSpec
+from mtl_core.trainer import EpochRecord, Trainer, seed_everything
+from pipelines.io import CANDIDATE_DIR, DVCLIVE_DIR, FEATURES_DIR, TRAIN_METRICS
+from pipelines.lineage import file_md5, git_revision
+from pipelines.params import Params
+from pipelines.stages._entry import console, stage_main
+
+
+def load_features(root: Path) -> tuple[list[TaskSpec], FeatureSchema, dict[str, TensorTable]]:
+    meta = json.loads((root / FEATURES_DIR / "meta.json").read_text())
+    tasks = [TaskSpec(**t) for t in meta["tasks"]]
+    schema = FeatureSchema(**meta["feature_schema"])
+    tables = {s: TensorTable.load(root / FEATURES_DIR / f"{s}.safetensors") for s in ("train", "val")}
+    return tasks, schema, tables
+
+
+class LiveLogger:
+    """Trainer callback: one dvclive step per epoch (loss and metrics per task, the attention matrix)."""
+
+    def __init__(self, live: Live, tasks: list[TaskSpec]) -> None:
+        self.live, self.names = live, [t.name for t in tasks]
+
+    def __call__(self, record: EpochRecord) -> None:
+        for task, loss in record.train_loss.items():
+            self.live.log_metric(f"train/loss/{task}", loss)
+        for task, metrics in record.val_metrics.items():
+            for metric, value in metrics.items():
+                self.live.log_metric(f"val/{task}/{metric}", value)
+        self.live.log_metric("val/score", record.val_score)
+        self.live.log_metric("learning_rate", record.learning_rate)
+        if record.attention is not None:
+            for i, a in enumerate(self.names):
+                for j, b in enumerate(self.names):
+                    self.live.log_metric(f"attention/{a}/{b}", record.attention[i][j])
+        self.live.next_step()
+
+
+def run(params: Params, root: Path) -> ModelBundle:
+    seed_everything(params.train.seed)
+    if params.train.threads_per_process:
+        torch.set_num_threads(params.train.threads_per_process)
+    tasks, schema, tables = load_features(root)
+    model = build_model(schema=schema, tasks=tasks, config=params.model)
+    with Live(str(root / DVCLIVE_DIR), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        trainer = Trainer(model=model, tasks=tasks, config=params.train, callbacks=[LiveLogger(live, tasks)])
+        result = trainer.fit(tables["train"], tables["val"])
+    best = result.history[result.best_epoch]
+    preprocessor = FeaturePreprocessor.load(root / FEATURES_DIR / "preprocessor.skops", params.features)
+    lineage = {
+        "git_revision": git_revision(root),
+        "data": {str(p): file_md5(root / p) for p in [params.data.train, params.data.test] if p},
+        "params": params.model_dump(mode="json", by_alias=True),
+        "best_epoch": result.best_epoch,
+        "val_metrics": best.val_metrics,
+    }
+    bundle = ModelBundle(model, tasks, schema, params.model, params.features, preprocessor, lineage)
+    bundle.save(root / CANDIDATE_DIR)
+    metrics = {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "val_score": result.best_score,
+               "stopped_early": result.stopped_early, "val": best.val_metrics}
+    (root / TRAIN_METRICS).parent.mkdir(parents=True, exist_ok=True)
+    (root / TRAIN_METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+    console.print(f"train: best epoch {result.best_epoch} (val score {result.best_score:.4f}) -> {CANDIDATE_DIR}/")
+    return bundle
+
+
+def main() -> None:
+    stage_main(run)
+
+
+if __name__ == "__main__":
+    main()
