@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.commands import register_all
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-task learning pipeline with task attention.")
 console = Console()
 
@@ -68,6 +70,8 @@ def summary(root: Path = typer.Option(Path("."), help="project root")) -> None:
         "         plots/confusion/, dvclive/plots/metrics/ (training curves); `dvc plots show` renders them all"
     )
 
+
+register_all(app)
 
 if __name__ == "__main__":
     app()
