@@ -15,4 +15,4 @@ class EqualWeighting(Weighting):
     ) -> dict[str, float]:
         weights = self.static_weights / self.num_tasks
         ((weights * task_losses).sum() + extra_loss).backward()
-        return {name: float(w) for name, w in zip(self.task_names, weights)}
+        return {name: float(w) for name, w in zip(self.task_names, weights, strict=True)}
