@@ -24,8 +24,9 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 # A small, fast configuration for pipeline runs in tests (real data, subsampled).
 SMOKE_OVERRIDES = {
     "data": {"subsample": 1500},
-    "train": {"epochs": 2, "batch_size": 256, "patience": 2},
-    "gate": {"thresholds": {"income": {"roc_auc": 0.5}}},
+    "train": {"epochs": 3, "batch_size": 128, "patience": 2, "learning_rate": 0.01},
+    "gate": {"thresholds": {"income": {"roc_auc": 0.6}, "never_married": {"roc_auc": 0.6},
+                            "relationship": {"macro_f1": 0.05}}},
 }
 
 
@@ -48,9 +49,9 @@ def deep_update(base: dict, override: dict) -> dict:
 
 
 def make_project_copy(dest: Path, overrides: dict | None = None) -> Path:
-    """Copy the git-tracked project files into ``dest``, apply params overrides, and make it a fresh git
+    """Copy the project files (tracked, or untracked but not ignored) into ``dest``, apply params overrides, and make it a fresh git
     repository with one commit (DVC's experiments and metrics diff need one). Stage outputs are not copied."""
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True).stdout
     for rel in filter(None, files.decode().split("\0")):
         src = ROOT / rel
         if not src.is_file():

@@ -3,7 +3,8 @@
     python -m pipelines.stages.evaluate
 
 Writes metrics/test.json (DVC metrics), plots/ (ROC, precision-recall, calibration, confusion per
-task; the task-attention heatmap) and the test predictions.
+task; the task-attention heatmap) and the test predictions (reports/predictions/test.parquet, the same
+columns `mtl predict` writes, so the two can be compared row for row).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from mtl_core.bundle import ModelBundle
+from mtl_core.bundle import ModelBundle, prediction_columns
 from mtl_core.data import TensorTable
 from mtl_core.tasks import MISSING_CLASS
 from mtl_core.trainer import predict
@@ -38,32 +39,31 @@ def run(params: Params, root: Path) -> dict:
     metrics, predictions, attention = evaluate_bundle(bundle, table)
     targets = {k: v.numpy() for k, v in table.targets.items()}
     out = root / PLOTS_DIR
-    columns: dict[str, np.ndarray] = {}
     for t in bundle.tasks:
         y, p = targets[t.name], predictions[t.name]
         if t.type == "binary":
             keep = ~np.isnan(y)
             plots.binary_curves(out, t.name, y[keep].astype(int), p[keep], params.evaluate.calibration_bins)
             classes = np.array(["negative", "positive"], dtype=object)
-            plots.confusion_rows(out, t.name, list(classes[y[keep].astype(int)]), list(classes[(p[keep] >= 0.5).astype(int)]))
-            columns[f"{t.name}_proba"] = p
+            plots.confusion_rows(out, t.name, list(classes[y[keep].astype(int)]),
+                                 list(classes[(p[keep] >= 0.5).astype(int)]))
         elif t.type == "multiclass":
             keep = y != MISSING_CLASS
             names = np.asarray(t.classes, dtype=object)
             plots.confusion_rows(out, t.name, list(names[y[keep]]), list(names[p[keep].argmax(axis=1)]))
-            columns[f"{t.name}_pred"] = p.argmax(axis=1)
-        else:
-            columns[f"{t.name}_pred"] = p
     names = [t.name for t in bundle.tasks]
-    if attention is not None:
-        plots.attention_heatmap(out / "attention.png", attention, names)
+    # dvc.yaml declares the heatmap for every architecture; one without task attention gets an explicit
+    # picture of "no mixing" (the identity) rather than a missing output.
+    title = "Task attention W" if attention is not None else f"{bundle.model_config.architecture}: no task attention"
+    plots.attention_heatmap(out / "attention.png", attention if attention is not None else np.eye(len(names)),
+                            names, title=title)
     (root / ATTENTION).parent.mkdir(parents=True, exist_ok=True)
     (root / ATTENTION).write_text(json.dumps(
         {"tasks": names, "attention": attention.tolist() if attention is not None else None}, indent=2) + "\n")
     (root / TEST_METRICS).parent.mkdir(parents=True, exist_ok=True)
     (root / TEST_METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
     (root / PREDICTIONS).parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(columns).to_parquet(root / PREDICTIONS, index=False)
+    pd.DataFrame(prediction_columns(bundle.tasks, predictions)).to_parquet(root / PREDICTIONS, index=False)
     table_view = Table("task", "metric", "value", title=f"Test metrics ({len(table)} rows)")
     for task, values in metrics.items():
         for metric, value in values.items():
