@@ -54,6 +54,10 @@ class DataConfig(StrictModel):
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     split_seed: int = 42
     stratify: str | None = Field(None, description="task whose label stratifies the validation split")
+    batches: Path | None = Field(
+        None, description="folder of accepted, DVC-tracked batches (pipelines/datasets.py); their rows are "
+        "appended to the training file before the validation split. None or an empty folder: the training file alone"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
@@ -66,8 +70,31 @@ class ValidateConfig(StrictModel):
     min_rows: int = Field(1, ge=1)
     max_null_fraction: float = Field(0.1, ge=0, le=1, description="default limit for every input column")
     null_fraction: dict[str, float] = Field(default_factory=dict, description="per-column override")
-    numeric_ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    numeric_ranges: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="column -> [low, high]; overrides the range the reference profile gives")
     unexpected_examples: int = Field(5, ge=0, le=100)
+    max_rows: int | None = Field(None, ge=1, description="upper bound on rows per file (None: no bound)")
+    max_duplicate_fraction: float = Field(0.01, ge=0, le=1, description="rows in duplicate groups, all copies counted")
+    max_unseen_category_fraction: float = Field(
+        0.01, ge=0, le=1, description="tolerated share of categorical values absent from the reference profile")
+    range_margin: float = Field(
+        0.5, ge=0, description="profile-derived numeric ranges are widened by this fraction of their span each side")
+    strict_columns: bool = Field(False, description="an unexpected extra column fails validation (else a warning)")
+    profile: Path | None = Field(None, description="reference profile written by `mtl profile` (under version control)")
+    expectations: Path | None = Field(
+        None, description="extra Great Expectations expectations (YAML/JSON list of {type, kwargs}), merged in")
+
+
+class DriftConfig(StrictModel):
+    """Population stability index (PSI) per feature and label, between the reference profile and a batch."""
+
+    bins: int = Field(10, ge=2, le=100, description="quantile bins for numeric columns (fixed at profile time)")
+    psi_threshold: float = Field(0.2, gt=0, description="default PSI above which a feature has drifted")
+    label_psi_threshold: float = Field(0.2, gt=0, description="PSI above which a label has drifted")
+    thresholds: dict[str, float] = Field(default_factory=dict, description="column -> PSI threshold override")
+    reject_on_label_drift: bool = Field(
+        True, description="a batch whose label distribution drifted is rejected (quarantined); feature drift is "
+        "reported for the retraining flow to act on, never a rejection")
 
 
 class EvaluateConfig(StrictModel):
@@ -89,6 +116,7 @@ class Params(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
     model_config = {"extra": "forbid", "populate_by_name": True}
 
@@ -113,6 +141,16 @@ class Params(StrictModel):
                     raise ValueError(
                         f"gate.thresholds.{task_name}.{metric}: not a {kind} metric; allowed: {', '.join(allowed)}"
                     )
+        known = inputs | {t.column for t in self.tasks.values()}
+        for section, keys in (("validate.numeric_ranges", self.validate_.numeric_ranges),
+                              ("validate.null_fraction", self.validate_.null_fraction),
+                              ("drift.thresholds", self.drift.thresholds)):
+            for col in keys:
+                if col not in known:
+                    raise ValueError(f"{section}.{col}: not an input or label column; known: {sorted(known)}")
+        for col, (low, high) in self.validate_.numeric_ranges.items():
+            if low > high:
+                raise ValueError(f"validate.numeric_ranges.{col}: low {low} is above high {high}")
         columns = self.data.csv.columns
         if columns:
             for col in sorted(inputs | {t.column for t in self.tasks.values()} | set(self.features.drop)):

@@ -14,22 +14,40 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import torch
 import pandas as pd
+import torch
 from sklearn.model_selection import train_test_split
 
 from mtl_core.data import TARGET_PREFIX
 from mtl_core.preprocessing import FeaturePreprocessor
 from mtl_core.tasks import encode_targets, fit_tasks
-from pipelines.io import FEATURES_DIR, read_table
+from pipelines.io import FEATURES_DIR, read_table, table_files
 from pipelines.params import Params
 from pipelines.stages._entry import StageError, console, stage_main
+
+
+def with_batches(source: pd.DataFrame, params: Params, root: Path) -> pd.DataFrame:
+    """The training file's rows followed by those of each accepted batch in ``data.batches``, in arrival order.
+
+    With no batches (no folder, or no table files in it) the training file is returned as it is, so the
+    demo's split and results are unchanged. Batches may carry extra columns; only the training file's are kept.
+    """
+    if params.data.batches is None:
+        return source
+    frames = {path: read_table(path, params) for path in table_files(root / params.data.batches)}
+    if not frames:
+        return source
+    for path, frame in frames.items():
+        missing = sorted(set(source.columns) - set(frame.columns))
+        if missing:
+            raise StageError(f"{path}: accepted batch lacks training columns {missing}")
+    return pd.concat([source] + [f[source.columns] for f in frames.values()], ignore_index=True)
 
 
 def split_frames(params: Params, root: Path) -> dict[str, pd.DataFrame]:
     """train / val / test frames, deterministic for the same params."""
     data = params.data
-    source = read_table(root / data.train, params)
+    source = with_batches(read_table(root / data.train, params), params, root)
     if data.split_column:
         if data.split_column not in source.columns:
             raise StageError(f"{data.train}: split column {data.split_column!r} not found")
