@@ -152,7 +152,15 @@ class TrainConfig(StrictModel):
     patience: int = Field(4, ge=1, description="epochs without validation improvement before stopping")
     weighting: str = "equal"
     processes: int = Field(1, ge=1, description="worker processes per machine (torchrun --nproc-per-node)")
-    threads_per_process: int | None = Field(None, ge=1)
+    threads_per_process: int | None = Field(None, ge=1, description="CPU threads per worker; default: cores / processes")
+    # Distributed launch and fault tolerance (docs/distributed.md).
+    nodes: int = Field(1, ge=1, description="machines (torchrun --nnodes); above 1 needs rdzv_endpoint")
+    rdzv_endpoint: str | None = Field(None, description="host:port of the rendezvous (c10d) for several nodes")
+    rdzv_id: str = Field("mtl-train", min_length=1, description="job id shared by all nodes of one run")
+    max_restarts: int = Field(0, ge=0, description="torchrun restarts of the whole group after a worker dies")
+    resume: Literal["auto", "never"] = Field("auto", description="auto: continue from the last checkpoint")
+    checkpoint_dir: str | None = Field(None, description="per-epoch checkpoints; None: no checkpoints")
+    collective_timeout_s: float = Field(300.0, gt=0, description="a collective waiting longer raises (no hang)")
 
     @model_validator(mode="after")
     def _check_weighting(self) -> "TrainConfig":
@@ -160,4 +168,16 @@ class TrainConfig(StrictModel):
 
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"unknown weighting {self.weighting!r}; allowed: {', '.join(sorted(WEIGHTINGS))}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_distributed(self) -> TrainConfig:
+        if self.nodes > 1 and not self.rdzv_endpoint:
+            raise ValueError("nodes > 1 needs rdzv_endpoint (host:port of the rendezvous, reachable from every node)")
+        if self.rdzv_endpoint is not None:
+            host, sep, port = self.rdzv_endpoint.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"rdzv_endpoint {self.rdzv_endpoint!r} must be host:port with a port in 1..65535")
+        if self.max_restarts > 0 and not self.checkpoint_dir:
+            raise ValueError("max_restarts > 0 needs checkpoint_dir: a restarted group resumes from its checkpoint")
         return self

@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from mtl_core.config import TaskConfig
 from mtl_core import metrics as M
+from mtl_core.config import TaskConfig
 
 MISSING_CLASS = -1
 
@@ -37,7 +37,7 @@ class TaskSpec:
     weight: float = 1.0
 
     @property
-    def kind(self) -> "TaskKind":
+    def kind(self) -> TaskKind:
         return TASK_KINDS[self.type]
 
 
@@ -47,6 +47,9 @@ class TaskKind(Protocol):
     def fit(self, name: str, cfg: TaskConfig, raw: pd.Series) -> TaskSpec: ...
     def encode(self, spec: TaskSpec, raw: pd.Series) -> np.ndarray: ...
     def loss(self, spec: TaskSpec, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor: ...
+    def loss_terms(
+        self, spec: TaskSpec, logits: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
     def predict(self, spec: TaskSpec, logits: torch.Tensor) -> torch.Tensor: ...
     def metrics(self, spec: TaskSpec, target: np.ndarray, prediction: np.ndarray) -> dict[str, float]: ...
 
@@ -56,13 +59,40 @@ def _is_missing(raw: pd.Series) -> np.ndarray:
     return (raw.isna() | (as_str == "")).to_numpy(dtype=bool)
 
 
+def _masked_sum_count(per_row: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of the loss over labelled rows, number of labelled rows). Kept apart rather than divided here,
+    because under DDP the mean's denominator is the labelled count of the global batch, not of one rank's
+    share (``mtl_core.distributed.global_masked_mean``)."""
+    per_row = torch.where(mask, per_row, torch.zeros_like(per_row))
+    return per_row.sum(), mask.sum()
+
+
 def _masked_mean(per_row: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over labelled rows; exactly zero (with a zero gradient) when the batch has none."""
-    per_row = torch.where(mask, per_row, torch.zeros_like(per_row))
-    return per_row.sum() / mask.sum().clamp(min=1)
+    total, count = _masked_sum_count(per_row, mask)
+    return total / count.clamp(min=1)
 
 
-class BinaryKind:
+class _MaskedLoss:
+    """``loss`` and ``loss_terms`` from one per-row definition (``_per_row``), so they cannot disagree."""
+
+    def _per_row(
+        self, spec: TaskSpec, logits: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def loss(self, spec: TaskSpec, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean loss over the rows that have a label (0 when none has)."""
+        return _masked_mean(*self._per_row(spec, logits, target))
+
+    def loss_terms(
+        self, spec: TaskSpec, logits: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sum of the loss over labelled rows, labelled row count): the parts of ``loss``."""
+        return _masked_sum_count(*self._per_row(spec, logits, target))
+
+
+class BinaryKind(_MaskedLoss):
     def fit(self, name: str, cfg: TaskConfig, raw: pd.Series) -> TaskSpec:
         return TaskSpec(
             name=name, type="binary", column=cfg.column, output_dim=1, classes=["negative", "positive"],
@@ -76,12 +106,12 @@ class BinaryKind:
         y[missing] = np.nan
         return y
 
-    def loss(self, spec: TaskSpec, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _per_row(self, spec: TaskSpec, logits: torch.Tensor, target: torch.Tensor):
         mask = ~torch.isnan(target)
         per_row = F.binary_cross_entropy_with_logits(
             logits.squeeze(-1), torch.nan_to_num(target), reduction="none"
         )
-        return _masked_mean(per_row, mask)
+        return per_row, mask
 
     def predict(self, spec: TaskSpec, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits.squeeze(-1))
@@ -91,7 +121,7 @@ class BinaryKind:
         return M.binary_metrics(target[keep].astype(int), prediction[keep])
 
 
-class MulticlassKind:
+class MulticlassKind(_MaskedLoss):
     def fit(self, name: str, cfg: TaskConfig, raw: pd.Series) -> TaskSpec:
         classes = list(cfg.classes or [])
         return TaskSpec(
@@ -105,10 +135,10 @@ class MulticlassKind:
         # Unknown labels are rejected by data validation before this point; here they count as missing.
         return values.map(index).fillna(MISSING_CLASS).to_numpy(dtype=np.int64)
 
-    def loss(self, spec: TaskSpec, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _per_row(self, spec: TaskSpec, logits: torch.Tensor, target: torch.Tensor):
         mask = target != MISSING_CLASS
         per_row = F.cross_entropy(logits, target.clamp(min=0), reduction="none")
-        return _masked_mean(per_row, mask)
+        return per_row, mask
 
     def predict(self, spec: TaskSpec, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=-1)
@@ -118,7 +148,7 @@ class MulticlassKind:
         return M.multiclass_metrics(target[keep], prediction[keep], n_classes=spec.output_dim)
 
 
-class RegressionKind:
+class RegressionKind(_MaskedLoss):
     def fit(self, name: str, cfg: TaskConfig, raw: pd.Series) -> TaskSpec:
         values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
         mean = float(np.nanmean(values)) if np.isfinite(values).any() else 0.0
@@ -132,10 +162,10 @@ class RegressionKind:
         values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
         return ((values - spec.mean) / spec.std).astype(np.float32)
 
-    def loss(self, spec: TaskSpec, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _per_row(self, spec: TaskSpec, logits: torch.Tensor, target: torch.Tensor):
         mask = ~torch.isnan(target)
         per_row = (logits.squeeze(-1) - torch.nan_to_num(target)) ** 2
-        return _masked_mean(per_row, mask)
+        return per_row, mask
 
     def predict(self, spec: TaskSpec, logits: torch.Tensor) -> torch.Tensor:
         return logits.squeeze(-1) * spec.std + spec.mean  # back to original units

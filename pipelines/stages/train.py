@@ -1,19 +1,26 @@
 """Stage train: fit the configured multi-task model on data/features and write the candidate bundle.
 
-    python -m pipelines.stages.train
+    python -m pipelines.launch                                  (what dvc.yaml runs: torchrun when needed)
+    torchrun --standalone --nproc-per-node 2 -m pipelines.stages.train          (the same, by hand)
+    python -m pipelines.stages.train                                            (one process, no torchrun)
 
 Per-epoch losses, validation metrics and the task-attention matrix are logged with dvclive
 (dvclive/), the best epoch's weights are kept, and models/candidate/ receives the model bundle.
+Under torchrun every worker trains its shard; rank 0 alone logs, writes files and shows progress.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 
 import torch
-from dvclive import Live
+from torch.distributed.elastic.multiprocessing.errors import record
 
+from dvclive import Live
+from mtl_core import distributed as D
 from mtl_core.architectures import build_model
 from mtl_core.bundle import ModelBundle
 from mtl_core.data import TensorTable
@@ -55,15 +62,41 @@ class LiveLogger:
         self.live.next_step()
 
 
-def run(params: Params, root: Path) -> ModelBundle:
+def thread_budget(processes: int, requested: int | None) -> int:
+    """CPU threads per worker: the configured budget, else this machine's cores shared among its workers
+    (oversubscribed threads make every worker slower)."""
+    if requested:
+        return requested
+    return max(1, (os.cpu_count() or 1) // max(1, processes))
+
+
+def run(params: Params, root: Path) -> ModelBundle | None:
+    """Train; on rank 0 write the bundle and metrics and return the bundle (None on the other ranks)."""
+    D.init_from_env(timeout_s=params.train.collective_timeout_s)
+    try:
+        return _train(params, root)
+    finally:
+        D.shutdown()
+
+
+def _train(params: Params, root: Path) -> ModelBundle | None:
     seed_everything(params.train.seed)
-    if params.train.threads_per_process:
-        torch.set_num_threads(params.train.threads_per_process)
+    local_workers = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    torch.set_num_threads(thread_budget(local_workers, params.train.threads_per_process))
+    main = D.is_main_process()
     tasks, schema, tables = load_features(root)
     model = build_model(schema=schema, tasks=tasks, config=params.model)
-    with Live(str(root / DVCLIVE_DIR), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-        trainer = Trainer(model=model, tasks=tasks, config=params.train, callbacks=[LiveLogger(live, tasks)])
+    train_cfg = params.train
+    if train_cfg.checkpoint_dir and not Path(train_cfg.checkpoint_dir).is_absolute():
+        train_cfg = train_cfg.model_copy(update={"checkpoint_dir": str(root / train_cfg.checkpoint_dir)})
+    live = Live(str(root / DVCLIVE_DIR), dvcyaml=False, save_dvc_exp=False, report=None) if main else None
+    with live if live is not None else contextlib.nullcontext():
+        trainer = Trainer(model=model, tasks=tasks, config=train_cfg, device=D.local_device(),
+                          callbacks=[LiveLogger(live, tasks)] if live is not None else [], progress=main)
         result = trainer.fit(tables["train"], tables["val"])
+    if not main:
+        return None
+    model = trainer.model.cpu()
     best = result.history[result.best_epoch]
     preprocessor = FeaturePreprocessor.load(root / FEATURES_DIR / "preprocessor.skops", params.features)
     lineage = {
@@ -83,6 +116,7 @@ def run(params: Params, root: Path) -> ModelBundle:
     return bundle
 
 
+@record  # under torchrun: a worker's traceback goes into the job's error summary
 def main() -> None:
     stage_main(run)
 
