@@ -14,9 +14,11 @@ export GX_ANALYTICS_ENABLED := false
 
 .PHONY: demo test install repro run lint bench clean-outputs
 
-## demo: install, run the whole pipeline with `dvc repro` on the bundled Adult data, print the results
+## demo: install, run the whole pipeline with `dvc repro` on the bundled Adult data, print the results,
+##       promote the candidate into the registry when the gate passed (a failed gate exits non-zero)
 demo: install
-	@status=0; $(BIN)/dvc repro || status=$$?; $(BIN)/mtl summary; exit $$status
+	@status=0; $(BIN)/dvc repro || status=$$?; $(BIN)/mtl summary; \
+	if [ $$status -eq 0 ]; then $(BIN)/mtl promote && $(BIN)/mtl registry list || status=$$?; fi; exit $$status
 
 ## test: install, run the test suite (unit + integration: DVC, Prefect, Great Expectations for real)
 test: install

@@ -101,10 +101,27 @@ class EvaluateConfig(StrictModel):
     calibration_bins: int = Field(10, ge=2, le=100)
 
 
+class ChampionRules(StrictModel):
+    """Challenger versus the production model (the champion), both scored on the same test rows."""
+
+    tolerance: float = Field(0.01, ge=0, description="no task's primary metric may be worse than the champion's "
+                             "by more than this")
+    tolerances: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="task -> metric -> tolerance; adds metrics to compare or overrides")
+    min_improvement: float | None = Field(
+        None, ge=0, description="when set, at least one compared metric must beat the champion by this margin")
+
+
 class GateConfig(StrictModel):
     """``thresholds[task][metric]`` is a lower bound for higher-is-better metrics, an upper bound otherwise."""
 
     thresholds: dict[str, dict[str, float]] = Field(default_factory=dict)
+    champion: ChampionRules = Field(default_factory=ChampionRules)
+    require_valid_data: bool = Field(True, description="the data-validation summary must report success")
+
+
+class RegistryConfig(StrictModel):
+    path: Path = Field(Path("registry"), description="model registry directory (relative to the project root)")
 
 
 class Params(StrictModel):
@@ -116,6 +133,7 @@ class Params(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
 
     model_config = {"extra": "forbid", "populate_by_name": True}
@@ -130,17 +148,19 @@ class Params(StrictModel):
                 raise ValueError(f"tasks.{name}.column {task.column!r} is also an input feature (label leak)")
         if self.data.stratify is not None and self.data.stratify not in self.tasks:
             raise ValueError(f"data.stratify {self.data.stratify!r} is not a task; tasks: {sorted(self.tasks)}")
-        for task_name, rules in self.gate.thresholds.items():
-            if task_name not in self.tasks:
-                raise ValueError(f"gate.thresholds.{task_name}: not a task; tasks: {sorted(self.tasks)}")
-            kind = self.tasks[task_name].type
-            allowed = {"binary": BINARY_METRICS, "multiclass": MULTICLASS_METRICS,
-                       "regression": REGRESSION_METRICS}[kind]
-            for metric in rules:
-                if metric not in allowed:
-                    raise ValueError(
-                        f"gate.thresholds.{task_name}.{metric}: not a {kind} metric; allowed: {', '.join(allowed)}"
-                    )
+        for section, table in (("thresholds", self.gate.thresholds),
+                               ("champion.tolerances", self.gate.champion.tolerances)):
+            for task_name, rules in table.items():
+                if task_name not in self.tasks:
+                    raise ValueError(f"gate.{section}.{task_name}: not a task; tasks: {sorted(self.tasks)}")
+                kind = self.tasks[task_name].type
+                allowed = {"binary": BINARY_METRICS, "multiclass": MULTICLASS_METRICS,
+                           "regression": REGRESSION_METRICS}[kind]
+                for metric in rules:
+                    if metric not in allowed:
+                        raise ValueError(
+                            f"gate.{section}.{task_name}.{metric}: not a {kind} metric; allowed: {', '.join(allowed)}"
+                        )
         known = inputs | {t.column for t in self.tasks.values()}
         for section, keys in (("validate.numeric_ranges", self.validate_.numeric_ranges),
                               ("validate.null_fraction", self.validate_.null_fraction),
