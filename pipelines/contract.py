@@ -349,7 +349,8 @@ def _report(file: str, frame: pd.DataFrame, result: Any, params: Params) -> Vali
 
 
 def _name(file: str, i: int) -> str:
-    return f"{i}-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(file).name)
+    # Dots would become folders in the Data Docs tree.
+    return f"{i}-" + re.sub(r"[^A-Za-z0-9_-]+", "_", Path(file).name)
 
 
 def _jsonable(value: Any) -> Any:
