@@ -123,7 +123,7 @@ def validate_batch(path: Path, params: Params, root: Path, *, profile: dict | No
     try:
         frame = read_table(path, params)
     except DataReadError as exc:
-        result.reasons = [str(exc)]
+        result.reasons = [str(exc).replace(str(path), rel, 1)]
         result.report = {**base, "status": "rejected", "reasons": result.reasons,
                          "read_error": {"column": exc.column, "rule": exc.rule, "examples": exc.examples}}
         return result

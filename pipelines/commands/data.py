@@ -84,13 +84,10 @@ def validate(files: Annotated[list[Path], typer.Argument(help="CSV, CSV.gz or Pa
 def _print_result(result) -> None:
     status = "[green]accepted[/]" if result.accepted else "[bold red]rejected[/]"
     console.print(f"{result.path}: {status} ({result.rows if result.rows is not None else '-'} rows)")
-    if result.reasons or result.warnings:
-        table = Table("severity", "file / column / rule / observed", title=f"{result.path.name}")
-        for message in result.reasons:
-            table.add_row("[red]failure[/]", message)
-        for message in result.warnings:
-            table.add_row("[yellow]warning[/]", message)
-        console.print(table)
+    for message in result.reasons:
+        console.print(f"[red]failure:[/] {message}", highlight=False, soft_wrap=True)
+    for message in result.warnings:
+        console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
 @data_app.command("ingest")
@@ -114,8 +111,14 @@ def ingest(root: Path = ROOT, commit: bool = typer.Option(True, help="commit eac
             table.add_row(o["file"], "[green]accepted[/]", str(o["rows"]), where)
         else:
             table.add_row(o["file"], "[bold red]rejected[/]", str(o["rows"] or "-"),
-                          f"{o['quarantine']}/\n" + "\n".join(o["reasons"]))
+                          f"{o['quarantine']}/ ({len(o['reasons'])} failed rules, see report.json there)")
     console.print(table)
+    # The reasons in full, one per line and never wrapped, so they can be read and grepped.
+    for o in outcomes:
+        for message in o.get("reasons", []):
+            console.print(f"[red]rejected:[/] {message}", highlight=False, soft_wrap=True)
+        for message in o.get("warnings", []):
+            console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
     if push and any(o["status"] == "accepted" for o in outcomes):
         import subprocess
         import sys
