@@ -69,7 +69,16 @@ def init_from_env(timeout_s: float = 300.0) -> bool:
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+    timeout = datetime.timedelta(seconds=timeout_s)
+    rank_, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    # torchrun's agent keeps one TCPStore across restarts, so a restarted group would read the dead workers'
+    # gloo addresses from the previous attempt ("Connection refused"); a prefix per attempt keeps them apart.
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), size,
+                          is_master=not agent_store and rank_ == 0, timeout=timeout)
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group(backend=backend, store=dist.PrefixStore(f"mtl/attempt_{attempt}", store),
+                            rank=rank_, world_size=size, timeout=timeout)
     return True
 
 
