@@ -16,6 +16,7 @@ non-zero when any worker failed (torchrun then ends the others and prints the fa
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,23 +58,55 @@ def worker_env(cfg: TrainConfig, base: dict[str, str] | None = None) -> dict[str
     return env
 
 
+ERROR_LINE = re.compile(r"^(error: |\[rank\d+\]: )?(\w+\.)*\w*(Error|Exception)\b.*|^error: .*")
+
+
+def first_error(lines: list[str]) -> str | None:
+    """The first line of the workers' output that states an error (a stage's ``error: ...`` message or an
+    exception's last traceback line), skipping torchrun's own ChildFailedError summary."""
+    for line in lines:
+        text = line.strip()
+        if "ChildFailedError" in text or "elastic" in text:
+            continue
+        if ERROR_LINE.match(text):
+            return text
+    return None
+
+
 def launch(cfg: TrainConfig, *, cwd: Path | None = None, module: str = STAGE_MODULE) -> int:
     """Run the train stage as configured and return its exit status.
 
-    SIGTERM and SIGINT are passed on to torchrun, which stops its workers cleanly (a cancelled Prefect task
-    or a Ctrl-C leaves no orphaned worker behind).
+    The job's output is passed through as it comes; when the job fails, a last line names the first error
+    any worker printed, so a caller that keeps only the tail of the output (the Prefect task) still shows
+    the cause rather than torchrun's summary. SIGTERM and SIGINT are passed on to torchrun, which stops its
+    workers cleanly (a cancelled Prefect task or a Ctrl-C leaves no orphaned worker behind).
     """
-    proc = subprocess.Popen(torchrun_argv(cfg, module=module), cwd=cwd, env=worker_env(cfg))
+    proc = subprocess.Popen(torchrun_argv(cfg, module=module), cwd=cwd, env=worker_env(cfg),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def forward(signum: int, _frame: object) -> None:
         proc.send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    lines: list[str] = []
+    pending = b""
     try:
-        return proc.wait()
+        assert proc.stdout is not None
+        while chunk := os.read(proc.stdout.fileno(), 65536):
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.flush()
+            pending += chunk
+            *complete, pending = pending.replace(b"\r", b"\n").split(b"\n")
+            lines += [c.decode(errors="replace") for c in complete if c]
+            del lines[:-2000]  # bounded memory on long runs
+        code = proc.wait()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    if code != 0:
+        cause = first_error(lines) or "no error message; see the worker output above"
+        print(f"train: the distributed job failed (exit {code}): {cause}", file=sys.stderr, flush=True)
+    return code
 
 
 def main(argv: list[str] | None = None) -> None:
