@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import BaseModel
 
 FORMAT_VERSION = 1
 FILENAME = "last.pt"
@@ -44,6 +45,7 @@ def fingerprint(*, model: torch.nn.Module, train_config: dict[str, Any], tables:
     data tensors (their bytes, names, dtypes and shapes)."""
     digest = hashlib.sha256()
     digest.update(repr(model).encode())
+    digest.update(json.dumps(_module_settings(model), sort_keys=True, default=str).encode())
     digest.update(json.dumps({k: list(v.shape) for k, v in model.state_dict().items()}, sort_keys=True).encode())
     relevant = {k: v for k, v in train_config.items() if k not in LAUNCH_FIELDS}
     digest.update(json.dumps(relevant, sort_keys=True, default=str).encode())
@@ -53,6 +55,23 @@ def fingerprint(*, model: torch.nn.Module, train_config: dict[str, Any], tables:
             digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
             digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
+
+
+def _module_settings(model: torch.nn.Module) -> dict[str, Any]:
+    """Plain settings stored on the modules (task attention's temperature, alpha, ...), which ``repr`` does
+    not show but which change what training computes."""
+    settings: dict[str, Any] = {}
+    for name, module in model.named_modules():
+        for key, value in vars(module).items():
+            if key.startswith("_") or key == "training":
+                continue
+            if isinstance(value, BaseModel):
+                settings[f"{name}.{key}"] = value.model_dump(mode="json")
+            elif isinstance(value, (bool, int, float, str)) or (
+                isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str)) for v in value)
+            ):
+                settings[f"{name}.{key}"] = value
+    return settings
 
 
 def save_checkpoint(directory: str | Path, state: dict[str, Any]) -> Path:
