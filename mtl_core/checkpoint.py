@@ -41,20 +41,25 @@ def checkpoint_path(directory: str | Path) -> Path:
 
 
 def fingerprint(*, model: torch.nn.Module, train_config: dict[str, Any], tables: list[dict[str, torch.Tensor]]) -> str:
-    """sha256 of the model's structure and parameter shapes, the result-relevant training settings and the
-    data tensors (their bytes, names, dtypes and shapes)."""
+    """sha256 of the model's structure, settings and starting weights, the result-relevant training settings
+    and the data tensors (their bytes, names, dtypes and shapes)."""
     digest = hashlib.sha256()
     digest.update(repr(model).encode())
     digest.update(json.dumps(_module_settings(model), sort_keys=True, default=str).encode())
-    digest.update(json.dumps({k: list(v.shape) for k, v in model.state_dict().items()}, sort_keys=True).encode())
+    # The starting weights too (call before training): a warm start from another bundle is another run.
+    _hash_tensors(digest, model.state_dict())
     relevant = {k: v for k, v in train_config.items() if k not in LAUNCH_FIELDS}
     digest.update(json.dumps(relevant, sort_keys=True, default=str).encode())
     for table in tables:
-        for name in sorted(table):
-            tensor = table[name].detach().cpu().contiguous()
-            digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-            digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        _hash_tensors(digest, table)
     return digest.hexdigest()
+
+
+def _hash_tensors(digest: Any, tensors: dict[str, torch.Tensor]) -> None:
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
 
 
 def _module_settings(model: torch.nn.Module) -> dict[str, Any]:
