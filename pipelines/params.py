@@ -7,6 +7,7 @@ path, for example ``params.yaml: tasks.income.type: Input should be 'binary', 'm
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
@@ -48,6 +49,9 @@ class DataConfig(StrictModel):
     train: Path
     test: Path | None = Field(None, description="held-out test file; or use split_column")
     split_column: str | None = Field(None, description="column with train/val/test per row (instead of files)")
+    split_values: dict[str, Literal["train", "val", "test"]] = Field(
+        default_factory=dict, description="extra split_column values and the split each means (oos_train: train)"
+    )
     csv: CsvOptions = Field(default_factory=CsvOptions)
     strip_suffix: dict[str, str] = Field(default_factory=dict, description="column -> suffix removed from values")
     subsample: int | None = Field(None, ge=10, description="cap rows per split (smoke tests)")
@@ -228,4 +232,3 @@ def deep_merge(base: dict, override: dict) -> dict:
     for key, value in override.items():
         out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
-

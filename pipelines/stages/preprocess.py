@@ -51,7 +51,7 @@ def split_frames(params: Params, root: Path) -> dict[str, pd.DataFrame]:
     if data.split_column:
         if data.split_column not in source.columns:
             raise StageError(f"{data.train}: split column {data.split_column!r} not found")
-        labels = source[data.split_column].astype("string")
+        labels = source[data.split_column].astype("string").replace(data.split_values)
         frames = {s: source[labels == s].reset_index(drop=True) for s in ("train", "val", "test")}
     else:
         test = read_table(root / data.test, params)
