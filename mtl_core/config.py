@@ -160,6 +160,9 @@ class TrainConfig(StrictModel):
     max_restarts: int = Field(0, ge=0, description="torchrun restarts of the whole group after a worker dies")
     resume: Literal["auto", "never"] = Field("auto", description="auto: continue from the last checkpoint")
     checkpoint_dir: str | None = Field(None, description="per-epoch checkpoints; None: no checkpoints")
+    init_from: str | None = Field(
+        None, description="model bundle directory whose weights start the training (fine-tuning); None: random init"
+    )
     collective_timeout_s: float = Field(300.0, gt=0, description="a collective waiting longer raises (no hang)")
 
     @model_validator(mode="after")

@@ -58,6 +58,10 @@ class DataConfig(StrictModel):
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     split_seed: int = 42
     stratify: str | None = Field(None, description="task whose label stratifies the validation split")
+    preprocessor_from: Path | None = Field(
+        None, description="model bundle whose fitted preprocessing (and task encodings) to reuse instead of fitting "
+        "on the training split: fine-tuning must see inputs encoded as the model it starts from saw them"
+    )
     batches: Path | None = Field(
         None, description="folder of accepted, DVC-tracked batches (pipelines/datasets.py); their rows are "
         "appended to the training file before the validation split. None or an empty folder: the training file alone"
@@ -128,6 +132,31 @@ class RegistryConfig(StrictModel):
     path: Path = Field(Path("registry"), description="model registry directory (relative to the project root)")
 
 
+class RetrainConfig(StrictModel):
+    """Scheduled re-fine-tuning (pipelines/retrain.py)."""
+
+    schedule: str = Field("0 3 * * *", description="cron schedule of `mtl serve` (minute hour day month weekday)")
+    epochs: int = Field(3, ge=1, description="fine-tuning epochs from the production weights")
+    learning_rate: float = Field(5e-4, gt=0, description="fine-tuning learning rate (below a full training's)")
+    replay_ratio: float = Field(1.0, ge=0, description="rows of earlier training data replayed per new row")
+    holdout_fraction: float = Field(0.2, gt=0, lt=1, description="share of the new rows kept for testing")
+    force: bool = Field(False, description="run a cycle even when no new data arrived")
+    retries: int = Field(2, ge=0, description="retries of each cycle task on a transient error")
+
+    @model_validator(mode="after")
+    def _check_cron(self) -> "RetrainConfig":
+        fields = self.schedule.split()
+        if len(fields) != 5:
+            raise ValueError(f"schedule {self.schedule!r}: a cron schedule has 5 fields (minute hour day month weekday)")
+        from prefect.client.schemas.schedules import CronSchedule
+
+        try:
+            CronSchedule(cron=self.schedule)
+        except ValueError as exc:
+            raise ValueError(f"schedule {self.schedule!r} is not a valid cron schedule: {exc}") from None
+        return self
+
+
 class Params(StrictModel):
     data: DataConfig
     tasks: dict[str, TaskConfig]
@@ -139,6 +168,7 @@ class Params(StrictModel):
     gate: GateConfig = Field(default_factory=GateConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
 
     model_config = {"extra": "forbid", "populate_by_name": True}
 
@@ -232,3 +262,4 @@ def deep_merge(base: dict, override: dict) -> dict:
     for key, value in override.items():
         out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
+

@@ -274,7 +274,7 @@ def retrain(root: str = ".", force: bool | None = None) -> dict:
     except Timeout:
         report.status, report.message = "skipped", "another retrain cycle is running"
         logger.warning(report.message)
-        return report.to_dict()
+        return _finish(report, root_p)
     try:
         return _cycle(params, root, root_p, stamp, report, force, logger)
     finally:

@@ -19,6 +19,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from mtl_core.data import TARGET_PREFIX
+from mtl_core.bundle import ModelBundle
 from mtl_core.preprocessing import FeaturePreprocessor
 from mtl_core.tasks import encode_targets, fit_tasks
 from pipelines.io import FEATURES_DIR, read_table, table_files
@@ -74,8 +75,13 @@ def split_frames(params: Params, root: Path) -> dict[str, pd.DataFrame]:
 
 def run(params: Params, root: Path) -> dict[str, int]:
     frames = split_frames(params, root)
-    preprocessor = FeaturePreprocessor(params.features).fit(frames["train"])
-    specs = fit_tasks(params.tasks, frames["train"])
+    if params.data.preprocessor_from is not None:
+        # Fine-tuning: encode exactly as the starting model's data was encoded (category codes, scaling).
+        source = ModelBundle.load(params.data.preprocessor_from)
+        preprocessor, specs = source.preprocessor, source.tasks
+    else:
+        preprocessor = FeaturePreprocessor(params.features).fit(frames["train"])
+        specs = fit_tasks(params.tasks, frames["train"])
     out = root / FEATURES_DIR
     out.mkdir(parents=True, exist_ok=True)
     counts = {}

@@ -30,7 +30,7 @@ from mtl_core.trainer import EpochRecord, Trainer, seed_everything
 from pipelines.io import CANDIDATE_DIR, DVCLIVE_DIR, FEATURES_DIR, TRAIN_METRICS
 from pipelines.lineage import file_md5, git_revision
 from pipelines.params import Params
-from pipelines.stages._entry import console, stage_main
+from pipelines.stages._entry import StageError, console, stage_main
 
 
 def load_features(root: Path) -> tuple[list[TaskSpec], FeatureSchema, dict[str, TensorTable]]:
@@ -70,6 +70,20 @@ def thread_budget(processes: int, requested: int | None) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, processes))
 
 
+def warm_start(model: torch.nn.Module, bundle_dir: Path) -> None:
+    """Start from a bundle's weights (fine-tuning).
+
+    Raises:
+        StageError: the bundle does not load, or its weights do not fit this model (schema changed).
+    """
+    try:
+        source = ModelBundle.load(bundle_dir)
+        model.load_state_dict(source.model.state_dict())
+    except (ValueError, RuntimeError) as exc:
+        raise StageError(f"train.init_from {bundle_dir}: cannot warm-start from it: {exc}") from None
+    console.print(f"train: warm start from {bundle_dir}")
+
+
 def run(params: Params, root: Path) -> ModelBundle | None:
     """Train; on rank 0 write the bundle and metrics and return the bundle (None on the other ranks)."""
     D.init_from_env(timeout_s=params.train.collective_timeout_s)
@@ -86,6 +100,8 @@ def _train(params: Params, root: Path) -> ModelBundle | None:
     main = D.is_main_process()
     tasks, schema, tables = load_features(root)
     model = build_model(schema=schema, tasks=tasks, config=params.model)
+    if params.train.init_from:
+        warm_start(model, Path(params.train.init_from))
     train_cfg = params.train
     if train_cfg.checkpoint_dir and not Path(train_cfg.checkpoint_dir).is_absolute():
         train_cfg = train_cfg.model_copy(update={"checkpoint_dir": str(root / train_cfg.checkpoint_dir)})
