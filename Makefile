@@ -12,7 +12,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: demo test install repro run lint bench clean-outputs
+.PHONY: demo test install repro run lint bench retrain-demo serve
 
 ## demo: install, run the whole pipeline with `dvc repro` on the bundled Adult data, print the results,
 ##       promote the candidate into the registry when the gate passed (a failed gate exits non-zero)
@@ -38,6 +38,14 @@ repro: install
 ## run: the same pipeline as a Prefect flow (one task per stage)
 run: install
 	$(BIN)/mtl run
+
+## retrain-demo: simulate time passing on Adult: 3 batches arrive (2 good, 1 corrupted), 3 retrain cycles run
+retrain-demo: install
+	$(BIN)/python scripts/retrain_demo.py $(RETRAIN_DEMO_ARGS)
+
+## serve: a Prefect server on 127.0.0.1:4200 and the `retrain` deployment on params.yaml's retrain.schedule
+serve: install
+	$(BIN)/mtl serve
 
 lint: install
 	$(BIN)/ruff check mtl_core pipelines tests bench
