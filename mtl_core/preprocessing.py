@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import skops.io as sio
 import torch
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.impute import SimpleImputer
@@ -121,11 +120,15 @@ class FeaturePreprocessor:
         return np.column_stack([c.to_numpy(dtype=object, na_value=None) for c in cols]).astype(object)
 
     def save(self, path: str | Path) -> None:
+        import skops.io as sio  # deferred: importing skops imports all of scikit-learn (seconds per process)
+
         sio.dump({"numeric": self.numeric, "categorical": self.categorical, "text": self.text,
                   "fitted": self.fitted}, path)
 
     @classmethod
     def load(cls, path: str | Path, config: FeaturesConfig) -> "FeaturePreprocessor":
+        import skops.io as sio  # deferred, as in save()
+
         untrusted = set(sio.get_untrusted_types(file=path))
         unsafe = sorted(untrusted - SAFE_TYPES)
         if unsafe:
