@@ -47,5 +47,10 @@ retrain-demo: install
 serve: install
 	$(BIN)/mtl serve
 
+## bench: every benchmark in bench/ (bench/run_all.py), each printing its table; about 25 minutes on 2 cores.
+##        BENCH_10M=1 adds the 10M-row scale case (opt-in: about an hour more)
+bench: install
+	$(BIN)/python bench/run_all.py $(if $(BENCH_10M),--10m) $(BENCH_ARGS)
+
 lint: install
 	$(BIN)/ruff check mtl_core pipelines tests bench
