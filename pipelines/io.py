@@ -8,6 +8,7 @@ ever read, never touched.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import zlib
@@ -120,7 +121,12 @@ def _decompress(path: Path, raw: bytes) -> bytes:
     return raw
 
 
-def _decode(path: Path, raw: bytes) -> str:
+def _check_text(path: Path, raw: bytes) -> bytes:
+    """The bytes of a UTF-8 text file, without its byte-order mark; raises for binary or non-UTF-8 content.
+
+    The bytes, not the decoded text, are returned and parsed: a str copy of a large file (and the UCS-4 buffer
+    ``io.StringIO`` makes of it) cost several times the file's size in memory (docs/benchmarks.md).
+    """
     head = raw[:8192]
     for magic, what in _BINARY_SIGNATURES.items():
         if head.startswith(magic):
@@ -128,7 +134,8 @@ def _decode(path: Path, raw: bytes) -> str:
     if b"\x00" in head:
         raise DataReadError(path, f"binary file, not a table: NUL byte at offset {head.index(0)}")
     try:
-        return raw.decode("utf-8-sig")
+        raw.decode("utf-8-sig")  # the check only; the text is dropped at once
+        return raw[len(codecs.BOM_UTF8):] if raw.startswith(codecs.BOM_UTF8) else raw
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
@@ -142,18 +149,28 @@ def _split(line: str, sep: str, strip: bool) -> list[str]:
     return [f.strip() for f in fields] if strip else fields
 
 
-def _content_lines(text: str, comment: str | None):
-    """(line number, line) of each non-blank, non-comment line, lazily (reading stops where the caller does)."""
-    for number, line in enumerate(io.StringIO(text), start=1):
+def _content_lines(data: bytes, comment: str | None):
+    """(line number, line) of each non-blank, non-comment line, lazily (reading stops where the caller does).
+
+    Lines end at "\n" (a "\r" before it is dropped), as ``io.StringIO`` splits them; only the lines read are
+    decoded, so sniffing the header of a large file copies nothing else.
+    """
+    start, number = 0, 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end + 1
+        number += 1
+        line = data[start:end].decode("utf-8")
+        start = end
         if line.strip() and not (comment and line.lstrip().startswith(comment)):
             yield number, line.rstrip("\r\n")
 
 
 def _read_csv(path: Path, raw: bytes, params: Params) -> tuple[pd.DataFrame, Callable[[int], int]]:
     opts = params.data.csv
-    text = _decode(path, _decompress(path, raw))
+    data = _check_text(path, _decompress(path, raw))  # bytes: parsed as they are (see _check_text)
     sep = "\t" if path.name.endswith((".tsv", ".tsv.gz")) else opts.sep
-    content = _content_lines(text, opts.comment)
+    content = _content_lines(data, opts.comment)
     first_no, first = next(content, (0, ""))
     if not first_no:
         raise DataReadError(path, "empty file (no header, no rows)")
@@ -182,7 +199,8 @@ def _read_csv(path: Path, raw: bytes, params: Params) -> tuple[pd.DataFrame, Cal
     string_cols = params.features.categorical + [t.column for t in params.features.text] + params.label_columns
     try:
         frame = pd.read_csv(
-            io.StringIO(text), sep=sep, header=None, names=names, skiprows=first_no if has_header else first_no - 1,
+            io.BytesIO(data), encoding="utf-8", sep=sep, header=None, names=names,
+            skiprows=first_no if has_header else first_no - 1,
             na_values=opts.na_values, comment=opts.comment, skipinitialspace=opts.skipinitialspace,
             dtype={c: "string" for c in string_cols if c in names}, engine="c",
         )
@@ -193,7 +211,7 @@ def _read_csv(path: Path, raw: bytes, params: Params) -> tuple[pd.DataFrame, Cal
 
     def line_of(row: int) -> int:
         # Only on the error path: rescan, since blank and comment lines do not make rows.
-        rows = _content_lines(text, opts.comment)
+        rows = _content_lines(data, opts.comment)
         if has_header:
             next(rows)
         for i, (number, _) in enumerate(rows):
