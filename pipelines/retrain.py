@@ -265,7 +265,7 @@ def retrain(root: str = ".", force: bool | None = None) -> dict:
     root = str(root_p)
     params = load_params(root_p / "params.yaml")
     logger = get_run_logger()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     report = CycleReport(started=stamp)
     force = params.retrain.force if force is None else force
     lock = FileLock(str(root_p / ".dvc" / "tmp" / "mtl-retrain.lock"))

@@ -41,7 +41,8 @@ def sh(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def make_project(workdir: Path, quick: bool) -> tuple[Path, list[Path]]:
-    """A git+DVC copy of the project trained on 70% of adult.data, and the three batch files."""
+    """A git+DVC copy of the project trained on 70% of adult.data, and the batch files: good, corrupted, good,
+    and a fourth good one that the demo leaves unused."""
     from pipelines.io import read_table
     from pipelines.params import load_params
     from tests.conftest import deep_update, make_project_copy
@@ -61,18 +62,19 @@ def make_project(workdir: Path, quick: bool) -> tuple[Path, list[Path]]:
     sh(["git", "add", "-A"], project)
     sh(["git", "-c", "user.name=demo", "-c", "user.email=demo@example.com", "commit", "-qm", "retrain demo: initial data"],
        project)
-    half = len(rest) // 2
+    quarter = len(rest) // 4
     batches = workdir / "arrivals"
     batches.mkdir()
-    good1, good2 = rest.iloc[: half // 2], rest.iloc[half // 2 : half]
-    bad = rest.iloc[half:].copy()
+    good1, good2 = rest.iloc[:quarter], rest.iloc[quarter : 2 * quarter]
+    bad = rest.iloc[2 * quarter : 3 * quarter].copy()
+    late = rest.iloc[3 * quarter :]  # a fourth arrival, for tests that need one more good batch
     bad["age"] = bad["age"].astype("string")
     bad.loc[bad.index[:50], "age"] = "unknown"
     bad.loc[bad.index[50:120], "income"] = "maybe"
-    files = [batches / "batch-1.csv", batches / "batch-2-corrupted.csv", batches / "batch-3.csv"]
-    good1.to_csv(files[0], index=False)
-    bad.to_csv(files[1], index=False)
-    good2.to_csv(files[2], index=False)
+    files = [batches / "batch-1.csv", batches / "batch-2-corrupted.csv", batches / "batch-3.csv",
+             batches / "batch-4.csv"]
+    for frame_, path in zip((good1, bad, good2, late), files):
+        frame_.to_csv(path, index=False)
     return project, files
 
 
@@ -87,7 +89,7 @@ def main() -> None:
     print("initial training: dvc repro, then mtl promote")
     sh(["dvc", "repro"], project)
     sh([mtl, "promote"], project)
-    for i, batch in enumerate(files, start=1):
+    for i, batch in enumerate(files[:3], start=1):
         # The files have a header row, unlike adult.data: the incoming contract reads them with their header.
         shutil.copy2(batch, project / "data" / "incoming" / batch.name)
         print(f"\ncycle {i}: {batch.name} arrives")

@@ -6,6 +6,7 @@ drive retraining cycles on it in order.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -103,23 +104,25 @@ def test_a_second_cycle_while_one_runs_is_skipped(demo):
 def test_a_cycle_killed_during_training_changes_nothing_and_the_next_completes(demo):
     project, files = demo
     incoming = project / "data" / "incoming"
-    batch = incoming / "late-batch.csv"
-    batch.write_bytes(files[0].read_bytes()[: len(files[0].read_bytes()) // 2].rsplit(b"\n", 1)[0] + b"\n")
+    batch = incoming / files[3].name
+    batch.write_bytes(files[3].read_bytes())
     before = (_registry(project), _git_head(project), sorted(p.name for p in (project / "data" / "batches").iterdir()))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    log = project.parent / "killed-cycle.log"
     proc = subprocess.Popen([str(BIN / "mtl"), "retrain"], cwd=project, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 600
     try:
         while time.monotonic() < deadline:  # wait until the cycle is in its train stage
             if list((project / "runs" / "retrain").glob("*/data/features/train.safetensors")):
                 break
-            assert proc.poll() is None, "the cycle ended before training"
+            assert proc.poll() is None, f"the cycle ended before training:\n{log.read_text()[-4000:]}"
             time.sleep(0.2)
         else:
             pytest.fail("the cycle never reached training")
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # already gone if it failed early
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     after = (_registry(project), _git_head(project), sorted(p.name for p in (project / "data" / "batches").iterdir()))
     assert after == before
