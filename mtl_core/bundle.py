@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from mtl_core.architectures import MultiTaskModel, build_model
 from mtl_core.config import FeaturesConfig, ModelConfig
-from mtl_core.preprocessing import SAFE_TYPES, FeaturePreprocessor, FeatureSchema, UnsafeArtifactError
+from mtl_core.preprocessing import FeaturePreprocessor, FeatureSchema, UnsafeArtifactError
 from mtl_core.tasks import TaskSpec
 from mtl_core.trainer import predict
 
@@ -80,51 +79,6 @@ def check_bundle_files(directory: Path) -> None:
     for name in BUNDLE_FILES:
         if not (directory / name).is_file():
             raise BundleError(f"{directory}: missing {name}")
-
-
-# skops trusts many scikit-learn types by default, so its own "untrusted types" check is not an allow-list.
-# The audit below reads the file's object tree (schema.json in the skops zip) and accepts only these.
-SKOPS_SAFE_TYPES = SAFE_TYPES | {"builtins.bool", "builtins.NoneType", "builtins.int", "builtins.float"}
-SKOPS_SAFE_NODES = frozenset({"DictNode", "ListNode", "TupleNode", "JsonNode", "TypeNode", "DTypeNode",
-                              "NdArrayNode", "ObjectNode"})
-MAX_SKOPS_SCHEMA = 16 << 20
-
-
-def audit_skops(path: Path) -> set[str]:
-    """Every type and node kind in a skops file, checked against the explicit allow-list before loading.
-
-    Returns:
-        The set of ``module.class`` names found.
-
-    Raises:
-        UnsafeBundleError: a type or node kind outside the allow-list (a function, a reduce call, any other
-            class).
-        BundleError: not a skops file.
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            info = archive.getinfo("schema.json")
-            if info.file_size > MAX_SKOPS_SCHEMA:
-                raise BundleError(f"{path}: skops schema of {info.file_size} bytes is implausibly large")
-            schema = json.loads(archive.read(info))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{path}: not a skops file ({exc})") from exc
-    types: set[str] = set()
-    nodes: set[str] = set()
-    stack: list = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if "__class__" in node:
-                types.add(f"{node.get('__module__')}.{node['__class__']}")
-                nodes.add(str(node.get("__loader__")))
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    bad = sorted(types - SKOPS_SAFE_TYPES) + sorted(f"node {n}" for n in nodes - SKOPS_SAFE_NODES)
-    if bad:
-        raise UnsafeBundleError(f"{path}: refusing to load, outside the preprocessing allow-list: {bad}")
-    return types
 
 
 def bundle_fingerprint(directory: str | Path) -> str:
@@ -224,8 +178,7 @@ class ModelBundle:
             features_config = FeaturesConfig.model_validate(description["features_config"])
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{directory / DESCRIPTION}: malformed description: {exc}") from exc
-        audit_skops(directory / PREPROCESSOR)
-        try:
+        try:  # FeaturePreprocessor.load audits every type in the file against the allow-list first
             preprocessor = FeaturePreprocessor.load(directory / PREPROCESSOR, features_config)
         except UnsafeArtifactError as exc:
             raise UnsafeBundleError(str(exc)) from exc

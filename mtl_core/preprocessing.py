@@ -10,6 +10,8 @@ allow-list, so a tampered file cannot run code.
 
 from __future__ import annotations
 
+import json
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,6 +41,50 @@ MAX_TEXT_TOKENS = 64
 
 class UnsafeArtifactError(ValueError):
     """A saved artifact holds types outside the allow-list (possible code-execution payload)."""
+
+
+# skops trusts many scikit-learn types by default, so its own "untrusted types" check is not an allow-list.
+# The audit below reads the file's object tree (schema.json in the skops zip) and accepts only these.
+SKOPS_SAFE_TYPES = SAFE_TYPES | {"builtins.bool", "builtins.NoneType", "builtins.int", "builtins.float"}
+SKOPS_SAFE_NODES = frozenset({"DictNode", "ListNode", "TupleNode", "JsonNode", "TypeNode", "DTypeNode",
+                              "NdArrayNode", "ObjectNode"})
+MAX_SKOPS_SCHEMA = 16 << 20
+
+
+def audit_skops(path: Path) -> set[str]:
+    """Every type and node kind in a skops file, checked against the explicit allow-list before loading.
+
+    Returns:
+        The set of ``module.class`` names found.
+
+    Raises:
+        UnsafeArtifactError: not a skops file, or a type or node kind outside the allow-list (a function, a
+            reduce call, any other class).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("schema.json")
+            if info.file_size > MAX_SKOPS_SCHEMA:
+                raise UnsafeArtifactError(f"{path}: skops schema of {info.file_size} bytes is implausibly large")
+            schema = json.loads(archive.read(info))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UnsafeArtifactError(f"{path}: not a skops file ({exc})") from exc
+    types: set[str] = set()
+    nodes: set[str] = set()
+    stack: list = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "__class__" in node:
+                types.add(f"{node.get('__module__')}.{node['__class__']}")
+                nodes.add(str(node.get("__loader__")))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    bad = sorted(types - SKOPS_SAFE_TYPES) + sorted(f"node {n}" for n in nodes - SKOPS_SAFE_NODES)
+    if bad:
+        raise UnsafeArtifactError(f"{path}: refusing to load, outside the preprocessing allow-list: {bad}")
+    return types
 
 
 @dataclass
@@ -73,7 +119,7 @@ class FeaturePreprocessor:
         }
         self.fitted = False
 
-    def fit(self, frame: pd.DataFrame) -> "FeaturePreprocessor":
+    def fit(self, frame: pd.DataFrame) -> FeaturePreprocessor:
         if self.config.numeric:
             self.numeric.fit(self._numeric_frame(frame))
         if self.config.categorical:
@@ -126,13 +172,11 @@ class FeaturePreprocessor:
                   "fitted": self.fitted}, path)
 
     @classmethod
-    def load(cls, path: str | Path, config: FeaturesConfig) -> "FeaturePreprocessor":
+    def load(cls, path: str | Path, config: FeaturesConfig) -> FeaturePreprocessor:
         import skops.io as sio  # deferred, as in save()
 
+        audit_skops(Path(path))  # before skops parses anything: skops itself trusts many sklearn types
         untrusted = set(sio.get_untrusted_types(file=path))
-        unsafe = sorted(untrusted - SAFE_TYPES)
-        if unsafe:
-            raise UnsafeArtifactError(f"{path}: refusing to load types outside the allow-list: {unsafe}")
         state = sio.load(path, trusted=sorted(untrusted))
         self = cls(config)
         self.numeric, self.categorical, self.text = state["numeric"], state["categorical"], state["text"]
