@@ -12,7 +12,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: demo test install repro run lint bench retrain-demo serve
+.PHONY: demo test install repro run lint bench retrain-demo serve clinc150
 
 ## demo: install, run the whole pipeline with `dvc repro` on the bundled Adult data, print the results,
 ##       promote the candidate into the registry when the gate passed (a failed gate exits non-zero)
@@ -42,6 +42,10 @@ run: install
 ## retrain-demo: simulate time passing on Adult: 3 batches arrive (2 good, 1 corrupted), 3 retrain cycles run
 retrain-demo: install
 	$(BIN)/python scripts/retrain_demo.py $(RETRAIN_DEMO_ARGS)
+
+## clinc150: the second example, on text (intent 151 classes, domain 11, out-of-scope), its own dvc.yaml
+clinc150: install
+	$(BIN)/dvc repro examples/clinc150/dvc.yaml
 
 ## serve: a Prefect server on 127.0.0.1:4200 and the `retrain` deployment on params.yaml's retrain.schedule
 serve: install
