@@ -124,12 +124,17 @@ class Trainer:
         self.tasks = tasks
         self.config = config
         self.weighting = (weighting or build_weighting(
-            config.weighting, task_names=[t.name for t in tasks], static_weights=[t.weight for t in tasks]
+            config.weighting, task_names=[t.name for t in tasks], static_weights=[t.weight for t in tasks],
+            seed=config.seed,
         )).to(self.device)
         self.callbacks = list(callbacks or [])
         self.progress = progress
-        params = list(self.model.parameters()) + list(self.weighting.parameters())
-        self.optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        # The weighting's own parameters (uncertainty's log-variances, GradNorm's weights) are not decayed:
+        # neither paper regularises them towards zero.
+        groups = [{"params": list(self.model.parameters())},
+                  {"params": list(self.weighting.parameters()), "weight_decay": 0.0}]
+        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=config.learning_rate,
+                                           weight_decay=config.weight_decay)
 
     # -- training -----------------------------------------------------------------------------------
     def task_losses(self, output, targets: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -249,7 +254,9 @@ class Trainer:
                 for callback in self.callbacks:
                     callback(record)
             bar.set_postfix(loss=f"{sum(train_loss.values()):.4f}", val=f"{record.val_score:.4f}")
-            if record.val_score > best_score:
+            # A NaN score (e.g. a validation split with one class) never beats a number, but the first epoch
+            # is always kept, so `best_epoch` always names the weights the model ends with.
+            if best_epoch < 0 or record.val_score > best_score:
                 best_state = copy.deepcopy(self.model.state_dict())
                 best_score, best_epoch, stale = record.val_score, epoch, 0
             else:

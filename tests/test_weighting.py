@@ -213,3 +213,21 @@ def test_every_strategy_adds_the_extra_loss_gradient(name):
         results.append(_grads(model))
     for key in results[0]:
         torch.testing.assert_close(results[1][key], results[0][key], msg=key)
+
+
+def test_gradnorm_survives_a_first_batch_without_labels_for_a_task():
+    """A task with no labelled row in the first batch (masked loss exactly 0) must not set L_i(0) = 0, which
+    would make its loss ratio explode and hand it all the weight for the rest of the run."""
+    model = TwoHeads()
+    weighting = build_weighting("gradnorm", task_names=NAMES)
+    optimizer = torch.optim.Adam(list(model.parameters()) + list(weighting.parameters()), lr=0.05)
+    x, ya, yb = _data(conflicting=False, model=model)
+    for step in range(30):
+        losses = model.losses(x, ya, yb)
+        if step == 0:
+            losses = torch.stack([losses[0], losses[1] * 0.0])  # task b: no label in the first batch
+        optimizer.zero_grad()
+        weights = weighting.backward(losses, losses.new_zeros(()), shared_parameters=list(model.shared.parameters()))
+        optimizer.step()
+    assert float(weighting.initial_losses[1]) > 1e-6
+    assert 0.05 < weights["b"] < 0.95 and 0.05 < weights["a"] < 0.95, weights

@@ -36,6 +36,9 @@ class Weighting(nn.Module):
         """Populate ``.grad`` of all parameters; return the per-task weights used (for logging)."""
         raise NotImplementedError
 
+    def reseed(self, seed: int) -> None:
+        """Hook for strategies with their own randomness (PCGrad's projection order): follow ``train.seed``."""
+
     def on_epoch_end(self, epoch: int, mean_task_losses: torch.Tensor) -> None:
         """Hook for strategies that adapt between epochs (DWA)."""
 
@@ -54,7 +57,11 @@ def register_weighting(name: str) -> Callable[[WeightingBuilder], WeightingBuild
     return wrap
 
 
-def build_weighting(name: str, *, task_names: list[str], static_weights: list[float] | None = None) -> Weighting:
+def build_weighting(
+    name: str, *, task_names: list[str], static_weights: list[float] | None = None, seed: int = 0
+) -> Weighting:
     if name not in WEIGHTINGS:
         raise ValueError(f"unknown weighting {name!r}; allowed: {', '.join(sorted(WEIGHTINGS))}")
-    return WEIGHTINGS[name](task_names=task_names, static_weights=static_weights)
+    weighting = WEIGHTINGS[name](task_names=task_names, static_weights=static_weights)
+    weighting.reseed(seed)
+    return weighting

@@ -53,15 +53,22 @@ class GradNormWeighting(Weighting):
             grads = task_gradients(scaled, shared_parameters)
             norms = torch.stack([g.norm() for g in grads]).detach()
             losses = scaled.detach()  # global-batch means under DDP (the trainer's losses): the same on every rank
-            if torch.isnan(self.initial_losses).any():
-                self.initial_losses.copy_(losses.clamp(min=1e-12))
-            ratio = losses / self.initial_losses
-            ratio = ratio / ratio.mean().clamp(min=1e-12)
-            weighted_norms = self.loss_weights * norms
-            target = (weighted_norms.mean() * ratio**self.alpha).detach()
-            gradnorm_loss = (weighted_norms - target).abs().sum()
-            (weight_grad,) = torch.autograd.grad(gradnorm_loss, self.loss_weights)
-            self.loss_weights.grad = weight_grad
+            # A masked loss is exactly 0 when the batch has no label for the task: such a task neither sets its
+            # L_i(0) (a 0 there would make its ratio explode for the rest of the run) nor takes part in this step.
+            present = losses > 0
+            first = torch.isnan(self.initial_losses) & present
+            self.initial_losses[first] = losses[first]
+            active = present & ~torch.isnan(self.initial_losses)
+            if active.any():
+                ratio = torch.where(active, losses / self.initial_losses, torch.ones_like(losses))
+                ratio = ratio / ratio[active].mean().clamp(min=1e-12)
+                weighted_norms = self.loss_weights * norms
+                target = (weighted_norms[active].mean() * ratio**self.alpha).detach()
+                gradnorm_loss = ((weighted_norms - target).abs() * active).sum()
+                (weight_grad,) = torch.autograd.grad(gradnorm_loss, self.loss_weights)
+                self.loss_weights.grad = weight_grad
+            else:
+                self.loss_weights.grad = torch.zeros_like(self.loss_weights)
         weights = self.loss_weights.detach() / self.num_tasks
         ((weights * scaled).sum() + extra_loss).backward()
         return {name: float(w) for name, w in zip(self.task_names, weights * self.static_weights, strict=True)}

@@ -53,6 +53,9 @@ class PCGradWeighting(Weighting):
         super().__init__(task_names=task_names, static_weights=static_weights)
         self.generator = torch.Generator().manual_seed(seed)
 
+    def reseed(self, seed: int) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+
     def backward(
         self, task_losses: torch.Tensor, extra_loss: torch.Tensor, *, shared_parameters: list[nn.Parameter]
     ) -> dict[str, float]:
