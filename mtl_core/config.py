@@ -48,7 +48,7 @@ class TaskConfig(StrictModel):
     weight: float = Field(1.0, gt=0)
 
     @model_validator(mode="after")
-    def _check_type_fields(self) -> "TaskConfig":
+    def _check_type_fields(self) -> TaskConfig:
         if self.type == "binary" and not self.positive:
             raise ValueError("binary tasks need `positive`: the raw value(s) that mean the positive class")
         if self.type == "multiclass" and (not self.classes or len(self.classes) < 2):
@@ -82,7 +82,7 @@ class FeaturesConfig(StrictModel):
     drop: list[str] = Field(default_factory=list, description="columns never used as inputs (e.g. label leaks)")
 
     @model_validator(mode="after")
-    def _check_disjoint(self) -> "FeaturesConfig":
+    def _check_disjoint(self) -> FeaturesConfig:
         names = self.numeric + self.categorical + [t.column for t in self.text]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -128,7 +128,7 @@ class ModelConfig(StrictModel):
     attention: AttentionConfig = Field(default_factory=AttentionConfig)
 
     @model_validator(mode="after")
-    def _check_architecture(self) -> "ModelConfig":
+    def _check_architecture(self) -> ModelConfig:
         from mtl_core.architectures import ARCHITECTURES  # late import: the registry imports this module
 
         if self.architecture not in ARCHITECTURES:
@@ -166,7 +166,7 @@ class TrainConfig(StrictModel):
     collective_timeout_s: float = Field(300.0, gt=0, description="a collective waiting longer raises (no hang)")
 
     @model_validator(mode="after")
-    def _check_weighting(self) -> "TrainConfig":
+    def _check_weighting(self) -> TrainConfig:
         from mtl_core.weighting import WEIGHTINGS
 
         if self.weighting not in WEIGHTINGS:

@@ -32,7 +32,7 @@ class TensorTable:
     def take(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         return {k: v[index] for k, v in self.tensors.items()}
 
-    def to(self, device: torch.device | str) -> "TensorTable":
+    def to(self, device: torch.device | str) -> TensorTable:
         return TensorTable({k: v.to(device) for k, v in self.tensors.items()})
 
     @property
@@ -47,7 +47,7 @@ class TensorTable:
         save_file({k: v.contiguous() for k, v in self.tensors.items()}, str(path))
 
     @classmethod
-    def load(cls, path: str | Path) -> "TensorTable":
+    def load(cls, path: str | Path) -> TensorTable:
         return cls(load_file(str(path)))
 
 

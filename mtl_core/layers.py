@@ -41,5 +41,5 @@ class FeatureEmbedder(nn.Module):
         parts = [inputs["x_num"]]
         x_cat = inputs["x_cat"]
         parts += [emb(x_cat[:, i]) for i, emb in enumerate(self.categorical)]
-        parts += [bag(inputs[TEXT_PREFIX + col]) for col, bag in zip(self.text_columns, self.text)]
+        parts += [bag(inputs[TEXT_PREFIX + col]) for col, bag in zip(self.text_columns, self.text, strict=True)]
         return torch.cat(parts, dim=-1)

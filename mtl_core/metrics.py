@@ -9,7 +9,9 @@ from sklearn import metrics as skm
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 15) -> float:
-    """ECE with equal-width probability bins: sum over bins of |accuracy - confidence| weighted by bin size."""
+    """Calibration error of the positive-class probability, with equal-width bins on p: the sum over bins of
+    |observed positive rate - mean p|, weighted by bin size. (Top-label ECE, binned on max(p, 1 - p), is the
+    other common definition and usually gives a smaller number.)"""
     if len(y) == 0:
         return math.nan
     edges = np.linspace(0.0, 1.0, bins + 1)

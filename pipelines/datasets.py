@@ -20,7 +20,6 @@ next ``dvc repro`` retrains on the new version.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ from typing import Any
 import yaml
 from filelock import FileLock
 
+from mtl_core.bundle import sha256
 from pipelines.contract import ValidationReport, validate_frame
 from pipelines.drift import DriftReport, drift_report, write_drift_report
 from pipelines.io import DRIFT_DIR, INCOMING_DIR, QUARANTINE_DIR, DataReadError, read_table
@@ -80,14 +80,6 @@ class DataVersion:
 
 def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def discover(root: Path) -> list[Path]:

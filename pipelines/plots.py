@@ -31,19 +31,19 @@ def binary_curves(out: Path, task: str, y: np.ndarray, p: np.ndarray, bins: int)
         return
     fpr, tpr, _ = roc_curve(y, p)
     fpr, tpr = _thin(fpr, tpr)
-    _write_rows(out / "roc" / f"{task}.json", [{"fpr": float(a), "tpr": float(b)} for a, b in zip(fpr, tpr)])
+    _write_rows(out / "roc" / f"{task}.json", [{"fpr": float(a), "tpr": float(b)} for a, b in zip(fpr, tpr, strict=True)])
     precision, recall, _ = precision_recall_curve(y, p)
     recall, precision = _thin(recall, precision)
     _write_rows(out / "precision_recall" / f"{task}.json",
-                [{"recall": float(a), "precision": float(b)} for a, b in zip(recall, precision)])
+                [{"recall": float(a), "precision": float(b)} for a, b in zip(recall, precision, strict=True)])
     frac_pos, mean_pred = calibration_curve(y, p, n_bins=bins, strategy="uniform")
     _write_rows(out / "calibration" / f"{task}.json",
-                [{"predicted": float(a), "observed": float(b)} for a, b in zip(mean_pred, frac_pos)])
+                [{"predicted": float(a), "observed": float(b)} for a, b in zip(mean_pred, frac_pos, strict=True)])
 
 
 def confusion_rows(out: Path, task: str, actual: list[str], predicted: list[str]) -> None:
     _write_rows(out / "confusion" / f"{task}.json",
-                [{"actual": a, "predicted": b} for a, b in zip(actual, predicted)])
+                [{"actual": a, "predicted": b} for a, b in zip(actual, predicted, strict=True)])
 
 
 def attention_heatmap(path: Path, attention: np.ndarray, names: list[str], title: str = "Task attention W") -> None:

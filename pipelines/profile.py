@@ -8,7 +8,6 @@ in review shows what the contract will accept from then on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.lineage import file_md5  # noqa: F401  (re-exported: datasets and tests use it from here)
 from pipelines.params import Params
 
 PROFILE_VERSION = 1
@@ -92,14 +92,6 @@ def bin_fractions(values: np.ndarray, edges: np.ndarray | list[float]) -> np.nda
     counts = np.bincount(np.searchsorted(np.asarray(edges, dtype="float64"), values, side="left"),
                          minlength=len(edges) + 1)
     return counts / max(1, values.size)
-
-
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_profile(profile: dict[str, Any], path: Path) -> None:

@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import yaml
@@ -127,6 +125,14 @@ def _compatible(bundle_description: dict, params: Params) -> str | None:
         return "the tasks changed since the production model was trained"
     if bundle_description.get("architecture") != params.model.architecture:
         return f"the architecture changed ({bundle_description.get('architecture')} -> {params.model.architecture})"
+    if bundle_description.get("model_config") != params.model.model_dump(mode="json", by_alias=True):
+        return "the model settings (layer sizes, attention options, experts) changed"
+    for spec in bundle_description.get("tasks", []):
+        cfg = params.tasks[spec["name"]]
+        if cfg.type == "multiclass" and spec["classes"] != cfg.classes:
+            return f"the classes of task {spec['name']!r} changed"
+        if cfg.type == "binary" and spec["positive"] != list(cfg.positive or []):
+            return f"the positive class of task {spec['name']!r} changed"
     return None
 
 
@@ -143,6 +149,7 @@ def prepare_workspace(params: Params, root: str, accepted: list[datasets.BatchRe
     base = split_frames(params, root_p)  # the current data set (training file + accepted batches)
     old_train = pd.concat([base["train"], base["val"]], ignore_index=True)
     test = base["test"]
+    fresh = new
     if new is not None and len(new):
         holdout = new.sample(frac=cfg.holdout_fraction, random_state=params.data.split_seed)
         fresh = new.drop(holdout.index)
@@ -160,9 +167,9 @@ def prepare_workspace(params: Params, root: str, accepted: list[datasets.BatchRe
         reason = _compatible(json.loads((bundle_dir / "model.json").read_text()), params)
         if reason is None:
             warm = bundle_dir
-    # A full training needs the whole data set, not the fine-tune mix.
+    # A full training needs the whole data set, not the fine-tune mix (and never the test holdout).
     if warm is None:
-        train = pd.concat([old_train] + ([new] if new is not None and len(new) else []), ignore_index=True)
+        train = pd.concat([old_train] + ([fresh] if fresh is not None and len(fresh) else []), ignore_index=True)
     train.to_parquet(ws / "data" / "train.parquet", index=False)
     test.to_parquet(ws / "data" / "test.parquet", index=False)
     raw = _ws_params(params, root_p, ws, warm_bundle=warm, registry_path=registry.path)
@@ -318,14 +325,22 @@ def _cycle(params: Params, root: str, root_p: Path, stamp: str, report: CycleRep
     report.gate = outcome["gate"]
     report.status = "promoted" if outcome["promoted"] else "kept"
     report.message = outcome["message"]
-    for r in good:
-        version = accept(r, params, root)
-        report.accepted.append({"file": r.path.name, "rows": r.rows, "warnings": r.warnings,
-                                "stored_as": version["path"]})
+    report.production_after = registry.production()
+    try:
+        for r in good:
+            version = accept(r, params, root)
+            report.accepted.append({"file": r.path.name, "rows": r.rows, "warnings": r.warnings,
+                                    "sha256": r.sha256, "stored_as": version["path"], "git_revision": version["rev"]})
+    except Exception as exc:
+        # The model decision stands (it is recorded in the registry); the batches not yet accepted stay in
+        # data/incoming/ and the next cycle takes them again.
+        report.status, report.message = "failed", f"{report.message}; versioning the data failed: {exc}"[:2000]
+        _finish(report, root_p)
+        raise
     if good:
         dvc_push(root)
-    report.production_after = registry.production()
-    shutil.rmtree(ws / "data", ignore_errors=True)  # the cycle's data copies; the versions live in DVC
+    # The workspace keeps the cycle's exact train/test tables (runs/retrain/<time>/data/): the registry record
+    # of a promoted version names their md5s, and the accepted batches' sha256s are in the cycle report.
     return _finish(report, root_p)
 
 

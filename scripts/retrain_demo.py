@@ -73,7 +73,7 @@ def make_project(workdir: Path, quick: bool) -> tuple[Path, list[Path]]:
     bad.loc[bad.index[50:120], "income"] = "maybe"
     files = [batches / "batch-1.csv", batches / "batch-2-corrupted.csv", batches / "batch-3.csv",
              batches / "batch-4.csv"]
-    for frame_, path in zip((good1, bad, good2, late), files):
+    for frame_, path in zip((good1, bad, good2, late), files, strict=True):
         frame_.to_csv(path, index=False)
     return project, files
 

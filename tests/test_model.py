@@ -9,7 +9,7 @@ import torch
 
 from mtl_core.architectures import build_model
 from mtl_core.config import FeaturesConfig, ModelConfig, TaskConfig, TrainConfig
-from mtl_core.data import TARGET_PREFIX, TensorTable, iter_batches
+from mtl_core.data import TARGET_PREFIX, iter_batches
 from mtl_core.preprocessing import FeaturePreprocessor
 from mtl_core.tasks import encode_targets, fit_tasks
 from mtl_core.trainer import Trainer

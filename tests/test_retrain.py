@@ -174,8 +174,13 @@ def test_served_deployment_has_its_schedule_and_runs_a_triggered_cycle(demo, tmp
             run = run_deployment("retrain/retrain", timeout=600, poll_interval=2)
             assert run.state.is_completed(), run.state
             # The schedule itself produced an upcoming run.
-            from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter
-            from prefect.client.schemas.filters import FlowRunFilterState, FlowRunFilterStateName
+            from prefect.client.schemas.filters import (
+                DeploymentFilter,
+                DeploymentFilterId,
+                FlowRunFilter,
+                FlowRunFilterState,
+                FlowRunFilterStateName,
+            )
 
             scheduled = client.read_flow_runs(
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),

@@ -18,8 +18,8 @@ import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
 
-from mtl_core.data import TARGET_PREFIX
 from mtl_core.bundle import ModelBundle
+from mtl_core.data import TARGET_PREFIX
 from mtl_core.preprocessing import FeaturePreprocessor
 from mtl_core.tasks import encode_targets, fit_tasks
 from pipelines.io import FEATURES_DIR, read_table, table_files
