@@ -11,6 +11,8 @@ import typer
 
 def register_all(app: typer.Typer) -> None:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # shared helpers, not an area
+            continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         register = getattr(module, "register", None)
         if register is None:

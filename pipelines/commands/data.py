@@ -19,26 +19,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.commands._common import ROOT, fail, load_params_or_exit
+
 # Wide when piped (logs, CI), so that paths and hashes are not cut.
 console = Console(width=None if Console().is_terminal else 200)
 data_app = typer.Typer(add_completion=False, no_args_is_help=True,
                        help="Data contracts, incoming batches, data versions and drift.")
-ROOT = typer.Option(Path("."), help="project root (holds params.yaml)")
 
 
 def _params(root: Path):
-    from pipelines.params import ParamsError, load_params
-
-    try:
-        return load_params(root / "params.yaml")
-    except ParamsError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+    return load_params_or_exit(root, console)
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
+    return fail(exc, console)
 
 
 def profile(root: Path = ROOT,

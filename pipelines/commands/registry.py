@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.commands._common import ROOT, fail, load_params_or_exit
+
 
 def _wide(stderr: bool = False) -> Console:
     # Rich wraps to 80 columns off a terminal (CI logs, pipes); the registry tables need more to stay legible.
@@ -21,22 +23,14 @@ def _wide(stderr: bool = False) -> Console:
 console = _wide()
 err = _wide(stderr=True)
 
-ROOT = typer.Option(Path("."), help="project root (holds params.yaml)")
 
 
 def _params(root: Path):
-    from pipelines.params import ParamsError, load_params
-
-    try:
-        return load_params(root / "params.yaml")
-    except ParamsError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+    return load_params_or_exit(root, err)
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
+    return fail(exc, err)
 
 
 def _primary(record: dict) -> str:
